@@ -1,0 +1,1 @@
+"""Reading, indexing, splitting and generating PASTIS-format data."""
