@@ -1,0 +1,1 @@
+"""Figures of the am4cm study: pure functions that write one PNG each."""

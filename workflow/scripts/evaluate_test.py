@@ -1,0 +1,21 @@
+"""Snakemake adapter: evaluate one run's model on every pixel of its test patches."""
+
+import json
+
+import torch
+
+from am4cm.assessment import assess_run
+from am4cm.runlog import log_to_file
+
+log_to_file(snakemake.log[0], "evaluate_test")
+torch.set_num_threads(snakemake.threads)
+split = json.loads(open(snakemake.input["split"]).read())
+assess_run(
+    snakemake.params["root"],
+    split["run"],
+    split["test"],
+    snakemake.input["model"],
+    snakemake.output,
+    device=snakemake.params["device"],
+    n_samples=snakemake.params["n_samples"],
+)
