@@ -1,6 +1,7 @@
 """Snakemake adapter: evaluate one run's model on every pixel of its test patches."""
 
 import json
+from pathlib import Path
 
 import torch
 
@@ -9,7 +10,7 @@ from am4cm.runlog import log_to_file
 
 log_to_file(snakemake.log[0], "evaluate_test")
 torch.set_num_threads(snakemake.threads)
-split = json.loads(open(snakemake.input["split"]).read())
+split = json.loads(Path(snakemake.input["split"]).read_text())
 assess_run(
     snakemake.params["root"],
     split["run"],

@@ -1,0 +1,1 @@
+"""Pixel cache, batches and the training loop of the pixel-wise LTAE."""

@@ -1,0 +1,101 @@
+"""The Snakemake workflow itself: planning, config validation and real runs of its rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, TINY
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+
+
+def write_config(workdir: Path, **overrides: object) -> Path:
+    """A small workflow config in ``workdir``: the tiny synthetic dataset unless overridden."""
+    config = {
+        "synthetic": {
+            "seed": TINY.seed,
+            "patches_per_fold": TINY.patches_per_fold,
+            "patch_size": TINY.patch_size,
+        },
+        "runs": [1],
+        **overrides,
+    }
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None):
+    config = workdir / "config.yaml"
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+def test_dry_run_plans_the_default_chain(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    result = snakemake(tmp_path, "-n", "--cores", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for rule in ("generate_synthetic", "index_dataset", "split_folds"):
+        assert rule in result.stdout
+
+
+def test_bad_config_value_is_rejected_naming_the_key(tmp_path: Path) -> None:
+    write_config(tmp_path, runs=[7])
+    result = snakemake(tmp_path, "-n", "--cores", "1")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "instance['runs']" in output and "[7]" in output
+
+
+def test_pastis_path_environment_variable_selects_a_real_root(
+    tmp_path: Path, tiny_pastis: Path
+) -> None:
+    write_config(tmp_path)
+    env = {**os.environ, "PASTIS_PATH": str(tiny_pastis)}
+    result = snakemake(tmp_path, "-n", "--cores", "1", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "generate_synthetic" not in result.stdout
+    assert "index_dataset" in result.stdout
+
+
+@pytest.mark.slow
+def test_first_rules_run_on_the_synthetic_default(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    result = snakemake(tmp_path, "--cores", "2", "results/splits/run1.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    index = pd.read_csv(tmp_path / "results/index/patches.csv")
+    assert len(index) == 5 and sorted(index["Fold"]) == [1, 2, 3, 4, 5]
+    split = json.loads((tmp_path / "results/splits/run1.json").read_text())
+    assert split["train_folds"] == [1, 2, 3]
+    assert set(split["test"]) == set(index.loc[index["Fold"] == 5, "ID_PATCH"])
+    for log in ("generate_synthetic.log", "index_dataset.log", "split_folds/run1.log"):
+        assert (tmp_path / "logs" / log).stat().st_size > 0
+    rerun = snakemake(tmp_path, "-n", "--cores", "1", "results/splits/run1.json")
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+@pytest.mark.slow
+def test_a_broken_real_root_fails_early_naming_the_file(tmp_path: Path, pastis_copy: Path) -> None:
+    patch_id = json.loads((pastis_copy / "metadata.geojson").read_text())["features"][0][
+        "properties"
+    ]["ID_PATCH"]
+    (pastis_copy / "DATA_S2" / f"S2_{patch_id}.npy").unlink()
+    write_config(tmp_path, pastis_root=str(pastis_copy))
+    result = snakemake(tmp_path, "--cores", "1", "results/index/patches.csv")
+    assert result.returncode != 0
+    log = (tmp_path / "logs/index_dataset.log").read_text()
+    assert f"S2_{patch_id}.npy: is missing" in log
+    assert not (tmp_path / "results/index/patches.csv").exists()
