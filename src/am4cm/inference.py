@@ -54,7 +54,7 @@ def predict_patch(
     with torch.inference_mode(), autocast(device):
         for top in range(0, height, rows_per_batch):
             bottom = min(height, top + rows_per_batch)
-            block = np.asarray(series[:, :, top:bottom])  # (T, C, h, W)
+            block = np.array(series[:, :, top:bottom])  # (T, C, h, W), a writable copy
             x = torch.from_numpy(block.transpose(2, 3, 0, 1).reshape(-1, n_dates, block.shape[1]))
             x = x.to(device)
             days_batch = day_tensor.expand(len(x), n_dates)

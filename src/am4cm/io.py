@@ -12,6 +12,13 @@ from pathlib import Path
 import pandas as pd
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
@@ -22,6 +29,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     )
     os.close(handle)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~current_umask())
     try:
         yield tmp
         os.replace(tmp, path)

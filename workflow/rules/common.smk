@@ -1,12 +1,20 @@
+import json
 import os
 from pathlib import Path
 
 from snakemake.utils import validate
 
+from am4cm.attention.study import primary_reference
+from am4cm.data.splits import spread_selection
+
 validate(config, schema="../schemas/config.schema.yaml")
 
 SYNTHETIC_ROOT = "results/synthetic/PASTIS"
-RUNS = [1, 2, 3, 4, 5] if config["runs"] == "all" else sorted(int(r) for r in config["runs"])
+RUNS = (
+    [1, 2, 3, 4, 5]
+    if config["runs"] == "all"
+    else sorted(int(r) for r in config["runs"])
+)
 ENV = "../../envs/am4cm.yaml"
 
 
@@ -31,6 +39,51 @@ def dataset_root(wildcards, input):
     return input[0] if is_synthetic() else str(Path(input[0]).parent)
 
 
+REFERENCES = (["truth"] if is_synthetic() else []) + config["clouds"]["references"]
+PRIMARY_REFERENCE = primary_reference(REFERENCES)
+
+
+def get_attention_patches(wildcards, split):
+    """Val or test patches of a run whose attention is studied (known once the split exists)."""
+    path = checkpoints.split_folds.get(run=wildcards.run).output[0]
+    patch_ids = json.loads(Path(path).read_text())[split]
+    return spread_selection(patch_ids, config["attention"][f"{split}_patches"])
+
+
+def get_attention_files(wildcards, split):
+    return expand(
+        "results/attention/run{run}/patches/ATT_{patch}.npz",
+        run=wildcards.run,
+        patch=get_attention_patches(wildcards, split),
+    )
+
+
+def get_reference_files(wildcards):
+    patches = get_attention_patches(wildcards, "val") + get_attention_patches(
+        wildcards, "test"
+    )
+    return expand(
+        "results/clouds/{reference}/CLOUD_{patch}.npy",
+        reference=REFERENCES,
+        patch=patches,
+    )
+
+
+def get_example_patch(wildcards):
+    """The test patch drawn in the example attention figures: the first one studied."""
+    return get_attention_patches(wildcards, "test")[0]
+
+
+def get_example_attention(wildcards):
+    return f"results/attention/run{wildcards.run}/patches/ATT_{get_example_patch(wildcards)}.npz"
+
+
+def get_example_reference(wildcards):
+    return (
+        f"results/clouds/{PRIMARY_REFERENCE}/CLOUD_{get_example_patch(wildcards)}.npy"
+    )
+
+
 def get_final_output():
     """Every result of the study for the configured runs."""
     return expand(
@@ -39,10 +92,10 @@ def get_final_output():
             "results/models/run{run}/model.pt",
             "results/figures/run{run}/training_curves.png",
             "results/evaluation/run{run}/metrics.csv",
+            "results/attention/run{run}/summary.md",
+            "results/figures/run{run}/attention_dates.png",
         ],
         run=RUNS,
     ) + (
-        ["results/evaluation/five_fold_summary.csv"]
-        if RUNS == [1, 2, 3, 4, 5]
-        else []
+        ["results/evaluation/five_fold_summary.csv"] if RUNS == [1, 2, 3, 4, 5] else []
     )

@@ -32,7 +32,7 @@ rule index_dataset:
         "../scripts/index_dataset.py"
 
 
-rule split_folds:
+checkpoint split_folds:
     input:
         "results/index/patches.csv",
     output:

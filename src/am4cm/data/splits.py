@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from am4cm.data import facts
@@ -27,3 +28,15 @@ def split_run(index: pd.DataFrame, run: int) -> dict[str, object]:
         split[f"{name}_folds"] = folds
         split[name] = ids
     return split
+
+
+def spread_selection(patch_ids: list[int], count: int) -> list[int]:
+    """``count`` IDs spread evenly over the sorted ``patch_ids`` (all of them when count is 0).
+
+    Sorted PASTIS IDs run tile by tile, so an even spread samples every tile of the split.
+    """
+    ordered = sorted(patch_ids)
+    if count <= 0 or count >= len(ordered):
+        return ordered
+    positions = np.linspace(0, len(ordered) - 1, count).round().astype(int)
+    return [ordered[position] for position in positions]

@@ -1,0 +1,175 @@
+"""The cloud-mask study of one run: score attention against every reference, patch by patch.
+
+Inputs are the per-patch files of the workflow: attention archives (see
+:mod:`am4cm.attention.extract`) of the selected val and test patches, and the reference
+masks of the same patches. Val patches only fix the honest threshold; every reported number
+is measured on the test patches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from am4cm.attention.detection import (
+    DetectionSuite,
+    reference_scores,
+    sample_by_category,
+    summarise_answer,
+)
+from am4cm.attention.extract import load_patch_attention
+from am4cm.attention.scores import attention_times_t, compute_scores
+from am4cm.clouds import REF_CLOUD, REF_THIN
+from am4cm.data.pastis import open_s2, read_labels, read_metadata
+from am4cm.figures.attention import plot_attention_dates, plot_time_series_panel
+from am4cm.figures.evaluation import rgb_composite
+
+log = logging.getLogger(__name__)
+
+PatchFiles = Mapping[str, Mapping[int, Path | str]]
+"""split ("val" or "test") -> patch ID -> file."""
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """The tidy score table, the markdown answer, ROC/PR curves and sampled attention values."""
+
+    table: pd.DataFrame
+    summary: str
+    suite: DetectionSuite
+    samples: pd.DataFrame
+
+
+def load_references(
+    reference_files: Mapping[str, Mapping[int, Path | str]], patch_id: int
+) -> dict[str, np.ndarray]:
+    """All reference masks of one patch, by reference name."""
+    return {name: np.load(files[patch_id]) for name, files in reference_files.items()}
+
+
+def run_study(
+    root: Path | str,
+    attention_files: PatchFiles,
+    reference_files: Mapping[str, Mapping[int, Path | str]],
+    n_boot: int = 200,
+    seed: int = 0,
+    samples_per_category: int = 2000,
+    progress: bool = True,
+) -> StudyResult:
+    """Score every attention score and every reference detector against every reference.
+
+    Memory holds one patch's attention and scores at a time, plus fixed-size histograms.
+    """
+    suite = DetectionSuite()
+    samples = []
+    for split, files in attention_files.items():
+        for patch_id, path in tqdm(
+            files.items(), desc=f"score {split} patches", disable=not progress
+        ):
+            archive = load_patch_attention(path)
+            attention = archive["attention"].astype(np.float32)
+            references = load_references(reference_files, patch_id)
+            scores = {**compute_scores(attention), **reference_scores(references)}
+            suite.add_patch(patch_id, scores, references, read_labels(root, patch_id), split)
+            if split == "test":
+                relative = attention_times_t(attention)
+                for name, ref in references.items():
+                    drawn = sample_by_category(relative, ref, samples_per_category, seed + patch_id)
+                    samples.append(drawn.assign(reference=name, patch_id=patch_id))
+    log.info("bootstrapping %d (score, reference) pairs over patches", len(suite.accumulators))
+    table = suite.table(n_boot=n_boot, seed=seed)
+    return StudyResult(table, summarise_answer(table), suite, pd.concat(samples, ignore_index=True))
+
+
+def primary_reference(references: list[str]) -> str:
+    """The reference the example figures are drawn against: the truth where it exists."""
+    return "truth" if "truth" in references else references[0]
+
+
+def val_threshold(table: pd.DataFrame, score: str, reference: str) -> float:
+    """The honest threshold of ``score`` for clouds against ``reference``, chosen on val patches."""
+    rows = table[
+        (table["score"] == score)
+        & (table["reference"] == reference)
+        & (table["task"] == "cloud")
+        & (table["subset"] == "all")
+        & (table["metric"] == "val_threshold")
+    ]
+    if rows.empty:
+        raise ValueError(f"no val threshold for {score} against {reference} in the score table")
+    return float(rows["value"].iloc[0])
+
+
+def example_dates(reference: np.ndarray, count: int = 4) -> list[int]:
+    """Dates worth showing, in time order: the clearest, the cloudiest, and partly cloudy ones
+    (cloud fraction nearest 50 %) with thin cloud preferred where the reference marks it."""
+    cloudy = np.isin(reference, (REF_CLOUD, REF_THIN)).mean(axis=(1, 2))
+    thin = (reference == REF_THIN).mean(axis=(1, 2))
+    chosen = [int(np.argmin(cloudy)), int(np.argmax(cloudy))]
+    partial_order = np.argsort(np.abs(cloudy - 0.5) - thin)
+    chosen += [int(k) for k in partial_order if int(k) not in chosen]
+    return sorted(chosen[:count])
+
+
+def plot_patch_examples(
+    root: Path | str,
+    patch_id: int,
+    attention_path: Path | str,
+    reference: np.ndarray,
+    reference_name: str,
+    threshold: float,
+    dates_figure: Path | str,
+    series_figure: Path | str,
+    run: int,
+) -> None:
+    """The prior work's figure generalised (chosen dates: RGB, attention, flagged, reference)
+    and the whole series of one patch with per-date attention and cloud fraction."""
+    archive = load_patch_attention(attention_path)
+    relative = attention_times_t(archive["attention"].astype(np.float32))
+    row = read_metadata(root).set_index("ID_PATCH").loc[patch_id]
+    series = open_s2(root, patch_id, int(row["T"]))
+    dates = row["dates"]
+    chosen = example_dates(reference)
+    plot_attention_dates(
+        np.stack([rgb_composite(np.asarray(series[k])) for k in chosen]),
+        relative[chosen],
+        reference[chosen],
+        [dates[k] for k in chosen],
+        threshold,
+        dates_figure,
+        f"Run {run}, test patch {patch_id}: attention against the {reference_name} cloud mask",
+    )
+    cloud_fraction = np.isin(reference, (REF_CLOUD, REF_THIN)).mean(axis=(1, 2))
+    plot_time_series_panel(
+        np.stack([rgb_composite(np.asarray(frame)) for frame in series]),
+        relative.mean(axis=(1, 2)),
+        cloud_fraction,
+        list(dates),
+        series_figure,
+        f"Run {run}, test patch {patch_id}: every date, its mean attention \u00d7 T "
+        f"and its {reference_name} cloud fraction",
+    )
+
+
+def patch_id_of(path: Path | str) -> int:
+    """The patch ID in a per-patch file name such as ``ATT_10000.npz`` or ``CLOUD_10000.npy``."""
+    return int(Path(path).stem.rsplit("_", 1)[1])
+
+
+def files_by_patch(paths: list[str]) -> dict[int, str]:
+    """Per-patch files keyed by patch ID."""
+    return {patch_id_of(path): path for path in paths}
+
+
+def reference_files_by_name(paths: list[str], references: list[str]) -> dict[str, dict[int, str]]:
+    """Reference mask files ``…/{reference}/CLOUD_{ID}.npy`` grouped by reference, then patch."""
+    return {
+        name: files_by_patch([path for path in paths if Path(path).parent.name == name])
+        for name in references
+    }

@@ -1,0 +1,119 @@
+rule extract_attention:
+    input:
+        dataset=get_dataset(),
+        model="results/models/run{run}/model.pt",
+    output:
+        "results/attention/run{run}/patches/ATT_{patch}.npz",
+    log:
+        "logs/extract_attention/run{run}/{patch}.log",
+    benchmark:
+        "benchmarks/extract_attention/run{run}/{patch}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=3000,
+        gpu=1 if config["training"]["device"].startswith("cuda") else 0,
+    params:
+        root=dataset_root,
+        device=config["training"]["device"],
+    script:
+        "../scripts/extract_attention.py"
+
+
+rule cloud_reference:
+    input:
+        get_dataset(),
+    output:
+        "results/clouds/{reference}/CLOUD_{patch}.npy",
+    log:
+        "logs/cloud_reference/{reference}/{patch}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        root=dataset_root,
+    script:
+        "../scripts/cloud_reference.py"
+
+
+rule score_attention:
+    input:
+        dataset=get_dataset(),
+        val=lambda wildcards: get_attention_files(wildcards, "val"),
+        test=lambda wildcards: get_attention_files(wildcards, "test"),
+        references=get_reference_files,
+    output:
+        table="results/attention/run{run}/cloud_scores.csv",
+        summary=report(
+            "results/attention/run{run}/summary.md",
+            caption="../report/attention_summary.rst",
+            category="Attention as a cloud mask",
+            labels={"run": "{run}", "figure": "answer"},
+        ),
+        roc_pr=report(
+            "results/figures/run{run}/attention_roc_pr.png",
+            caption="../report/attention_roc_pr.rst",
+            category="Attention as a cloud mask",
+            labels={"run": "{run}", "figure": "ROC and PR curves"},
+        ),
+        distributions=report(
+            "results/figures/run{run}/attention_distributions.png",
+            caption="../report/attention_distributions.rst",
+            category="Attention as a cloud mask",
+            labels={"run": "{run}", "figure": "attention by category"},
+        ),
+        heads=report(
+            "results/figures/run{run}/attention_auc_per_head.png",
+            caption="../report/attention_auc_per_head.rst",
+            category="Attention as a cloud mask",
+            labels={"run": "{run}", "figure": "AUC per head"},
+        ),
+    log:
+        "logs/score_attention/run{run}.log",
+    benchmark:
+        "benchmarks/score_attention/run{run}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+    params:
+        root=dataset_root,
+        references=REFERENCES,
+        bootstrap=config["attention"]["bootstrap"],
+        seed=config["attention"]["seed"],
+    script:
+        "../scripts/score_attention.py"
+
+
+rule plot_attention_examples:
+    input:
+        dataset=get_dataset(),
+        table="results/attention/run{run}/cloud_scores.csv",
+        attention=get_example_attention,
+        reference=get_example_reference,
+    output:
+        dates=report(
+            "results/figures/run{run}/attention_dates.png",
+            caption="../report/attention_dates.rst",
+            category="Attention as a cloud mask",
+            labels={"run": "{run}", "figure": "attention on chosen dates"},
+        ),
+        series=report(
+            "results/figures/run{run}/attention_time_series.png",
+            caption="../report/attention_time_series.rst",
+            category="Attention as a cloud mask",
+            labels={"run": "{run}", "figure": "one patch, every date"},
+        ),
+    log:
+        "logs/plot_attention_examples/run{run}.log",
+    conda:
+        ENV
+    params:
+        root=dataset_root,
+        patch=get_example_patch,
+        reference=PRIMARY_REFERENCE,
+    script:
+        "../scripts/plot_attention_examples.py"
