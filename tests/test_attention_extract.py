@@ -67,7 +67,7 @@ def test_attention_is_aligned_with_dates_and_pixels(patch, tmp_path: Path) -> No
 
 
 def test_extraction_matches_the_model_on_single_pixels(patch, tmp_path: Path) -> None:
-    root, patch_id, n_dates = patch
+    root, patch_id, _ = patch
     torch.manual_seed(1)
     model = PixelLTAE(CONFIG, band_mean=[1000.0] * 10, band_std=[800.0] * 10).eval()
     extract_patch_attention(root, patch_id, model, torch.device("cpu"), tmp_path / "a.npz")

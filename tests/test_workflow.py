@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,14 +89,38 @@ def test_first_rules_run_on_the_synthetic_default(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_broken_real_root_fails_early_naming_the_file(tmp_path: Path, pastis_copy: Path) -> None:
-    patch_id = json.loads((pastis_copy / "metadata.geojson").read_text())["features"][0][
-        "properties"
-    ]["ID_PATCH"]
-    (pastis_copy / "DATA_S2" / f"S2_{patch_id}.npy").unlink()
+def test_a_broken_real_root_fails_at_indexing_naming_the_file(
+    tmp_path: Path, pastis_copy: Path
+) -> None:
+    features = json.loads((pastis_copy / "metadata.geojson").read_text())["features"]
+    patch_id = features[0]["properties"]["ID_PATCH"]
+    path = pastis_copy / "DATA_S2" / f"S2_{patch_id}.npy"
+    os.truncate(path, path.stat().st_size // 2)
     write_config(tmp_path, pastis_root=str(pastis_copy))
     result = snakemake(tmp_path, "--cores", "1", "results/index/patches.csv")
     assert result.returncode != 0
     log = (tmp_path / "logs/index_dataset.log").read_text()
-    assert f"S2_{patch_id}.npy: is missing" in log
+    assert f"S2_{patch_id}.npy: is truncated" in log
     assert not (tmp_path / "results/index/patches.csv").exists()
+
+
+def test_a_metadata_only_copy_fails_when_planned(tmp_path: Path, tiny_pastis: Path) -> None:
+    """A dry run against a PASTIS folder without S2 arrays fails early, naming the first one."""
+    copy = tmp_path / "PASTIS"
+    (copy / "ANNOTATIONS").mkdir(parents=True)
+    (copy / "DATA_S2").mkdir()
+    shutil.copy(tiny_pastis / "metadata.geojson", copy)
+    for path in (tiny_pastis / "ANNOTATIONS").iterdir():
+        shutil.copy(path, copy / "ANNOTATIONS")
+    first = min(
+        json.loads((copy / "metadata.geojson").read_text())["features"],
+        key=lambda f: f["properties"]["ID_PATCH"],
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    write_config(work, pastis_root=str(copy))
+    result = snakemake(work, "-n", "--cores", "1")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"DATA_S2/S2_{first['properties']['ID_PATCH']}.npy: is missing" in output
+    assert not (work / "results").exists()

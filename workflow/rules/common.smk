@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from am4cm.attention.study import primary_reference
+from am4cm.data.pastis import check_files_present
 from am4cm.data.splits import spread_selection
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -25,6 +26,10 @@ def pastis_root():
 
 def is_synthetic():
     return pastis_root() == SYNTHETIC_ROOT
+
+
+if not is_synthetic():
+    check_files_present(pastis_root())
 
 
 def get_dataset():

@@ -234,6 +234,27 @@ def check_patch(root: Path | str, patch_id: int, n_dates: int) -> int:
     return size
 
 
+def check_files_present(root: Path | str) -> pd.DataFrame:
+    """Check that every patch of ``metadata.geojson`` has its S2, TARGET and ParcelIDs files.
+
+    Only file existence is checked (a few thousand ``stat`` calls), so the workflow can run it
+    when it is planned, and a copy that holds the metadata but not the arrays fails at once,
+    naming the first missing file. Returns the metadata table.
+    """
+    metadata = read_metadata(root)
+    for patch_id in metadata["ID_PATCH"]:
+        for path in (
+            s2_path(root, patch_id),
+            target_path(root, patch_id),
+            parcels_path(root, patch_id),
+        ):
+            if not path.is_file():
+                raise PastisFormatError(
+                    path, f"is missing (patch {patch_id} of {METADATA_FILE}); is the copy complete?"
+                )
+    return metadata
+
+
 def open_s2(root: Path | str, patch_id: int, n_dates: int) -> np.memmap:
     """Open a patch's S2 series memory-mapped, read-only: int16 (T, 10, H, W)."""
     path = s2_path(root, patch_id)

@@ -191,7 +191,10 @@ def train(
 
     model = make_model(config, summary).to(device)
     optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=True,
     )
     steps_per_epoch = len(batch_indices(np.asarray(train_split.length), config.batch_size, None))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
