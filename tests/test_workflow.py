@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -124,3 +126,65 @@ def test_a_metadata_only_copy_fails_when_planned(tmp_path: Path, tiny_pastis: Pa
     assert result.returncode != 0
     assert f"DATA_S2/S2_{first['properties']['ID_PATCH']}.npy: is missing" in output
     assert not (work / "results").exists()
+
+
+def wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until ``path`` contains ``text`` (or fail if the process ends or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        assert process.poll() is None, f"snakemake ended before {path} said {text!r}"
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never said {text!r}")
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_without_redoing_finished_steps(tmp_path: Path) -> None:
+    """Kill the whole workflow (SIGKILL) mid-training; after ``--unlock`` the rerun resumes
+    training from its last epoch and redoes nothing that had finished; a changed learning
+    rate then reruns training and nothing upstream of it."""
+    long_training = {"epochs": 60, "patience": 60, "batch_size": 64}
+    small_model = {"n_head": 2, "d_k": 2, "d_model": 8, "mlp": [8, 8], "decoder": [8]}
+    write_config(tmp_path, training=long_training, model=small_model)
+    target = "results/models/run1/model.pt"
+    config = tmp_path / "config.yaml"
+    process = subprocess.Popen(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(config),
+            "--cores",
+            "1",
+            target,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(tmp_path / "logs/train_model/run1.log", "epoch 3:", process)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    index = tmp_path / "results/index/patches.csv"
+    index_written = index.stat().st_mtime_ns
+    assert not (tmp_path / target).exists()
+
+    assert snakemake(tmp_path, "--unlock").returncode == 0  # a SIGKILL leaves Snakemake's lock
+    result = snakemake(tmp_path, "--cores", "1", target)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rule index_dataset" not in result.stdout + result.stderr
+    assert index.stat().st_mtime_ns == index_written
+    assert "resuming after epoch" in (tmp_path / "logs/train_model/run1.log").read_text()
+    history = pd.read_csv(tmp_path / "results/models/run1/history.csv")
+    assert list(history["epoch"]) == list(range(1, len(history) + 1))
+
+    write_config(tmp_path, training={**long_training, "learning_rate": 0.01}, model=small_model)
+    plan = snakemake(tmp_path, "-n", "--cores", "1", target)
+    planned = plan.stdout + plan.stderr
+    assert "rule train_model" in planned
+    for untouched in ("sample_pixels", "split_folds", "index_dataset", "generate_synthetic"):
+        assert f"rule {untouched}" not in planned

@@ -4,8 +4,18 @@ rule evaluate_test:
         split="results/splits/run{run}.json",
         model="results/models/run{run}/model.pt",
     output:
-        metrics="results/evaluation/run{run}/metrics.csv",
-        per_class="results/evaluation/run{run}/per_class.csv",
+        metrics=report(
+            "results/evaluation/run{run}/metrics.csv",
+            caption="../report/metrics.rst",
+            category="Crop classification",
+            labels={"run": "{run}", "figure": "headline scores (table)"},
+        ),
+        per_class=report(
+            "results/evaluation/run{run}/per_class.csv",
+            caption="../report/per_class.rst",
+            category="Crop classification",
+            labels={"run": "{run}", "figure": "per-class scores (table)"},
+        ),
         confusion="results/evaluation/run{run}/confusion_matrix.csv",
         parcel_per_class="results/evaluation/run{run}/parcel_per_class.csv",
         parcel_confusion="results/evaluation/run{run}/parcel_confusion_matrix.csv",
