@@ -91,16 +91,22 @@ def get_example_reference(wildcards):
 
 def get_final_output():
     """Every result of the study for the configured runs."""
-    return expand(
-        [
-            "results/splits/run{run}.json",
-            "results/models/run{run}/model.pt",
-            "results/figures/run{run}/training_curves.png",
-            "results/evaluation/run{run}/metrics.csv",
-            "results/attention/run{run}/summary.md",
-            "results/figures/run{run}/attention_dates.png",
-        ],
-        run=RUNS,
-    ) + (
-        ["results/evaluation/five_fold_summary.csv"] if RUNS == [1, 2, 3, 4, 5] else []
+    return (
+        ["results/figures/dataset_patch.png"]
+        + expand(
+            [
+                "results/splits/run{run}.json",
+                "results/models/run{run}/model.pt",
+                "results/figures/run{run}/training_curves.png",
+                "results/evaluation/run{run}/metrics.csv",
+                "results/attention/run{run}/summary.md",
+                "results/figures/run{run}/attention_dates.png",
+            ],
+            run=RUNS,
+        )
+        + (
+            ["results/evaluation/five_fold_summary.csv"]
+            if RUNS == [1, 2, 3, 4, 5]
+            else []
+        )
     )

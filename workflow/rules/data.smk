@@ -43,3 +43,23 @@ checkpoint split_folds:
         ENV
     script:
         "../scripts/split_folds.py"
+
+
+rule plot_dataset_patch:
+    input:
+        dataset=get_dataset(),
+        index="results/index/patches.csv",
+    output:
+        report(
+            "results/figures/dataset_patch.png",
+            caption="../report/dataset_patch.rst",
+            category="Data",
+        ),
+    log:
+        "logs/plot_dataset_patch.log",
+    conda:
+        ENV
+    params:
+        root=dataset_root,
+    script:
+        "../scripts/plot_dataset_patch.py"

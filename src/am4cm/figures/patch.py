@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from am4cm.data import facts
+from am4cm.figures.evaluation import rgb_composite
 from am4cm.io import atomic_path
 
 CLOUD_TRUTH_COLOURS = {
@@ -54,16 +55,6 @@ def showcase_dates(s2: np.ndarray, clouds: np.ndarray | None) -> dict[str, int]:
     return {"clear": clear, "thin cloud": thin, "thick cloud": int(np.argmax(mixed))}
 
 
-def true_colour(frame: np.ndarray) -> np.ndarray:
-    """(H, W, 3) RGB in 0-1 of one (10, H, W) frame, stretched over its 1-99.5 percentiles.
-
-    One stretch for the three channels keeps the colour balance (soil brown, clouds white).
-    """
-    rgb = frame[list(facts.RGB_CHANNELS)].astype(np.float64).transpose(1, 2, 0)
-    low, high = np.percentile(rgb, [1, 99.5])
-    return np.clip((rgb - low) / max(high - low, 1.0), 0, 1)
-
-
 def main_classes(labels: np.ndarray, count: int = 6) -> list[int]:
     """The ``count`` most frequent classes of a class map, void excluded."""
     classes, pixels = np.unique(labels[labels != facts.VOID_CLASS], return_counts=True)
@@ -90,7 +81,7 @@ def plot_synthetic_patch(
     grid = figure.add_gridspec(2, 5, width_ratios=[1, 1, 1, 1, 0.75])
     for column, (name, index) in enumerate(picked.items()):
         axis = figure.add_subplot(grid[0, column])
-        axis.imshow(true_colour(s2[index]), interpolation="nearest")
+        axis.imshow(rgb_composite(s2[index], 1.0, 99.5), interpolation="nearest")
         axis.set_title(f"{name}: {dates[index]:%Y-%m-%d}")
         axis.set_axis_off()
 
