@@ -8,7 +8,7 @@ CORES ?= 2
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv run test lint bench slurm-check clean
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
+
+# Run the workflow on a throw-away single-node SLURM on localhost (as root; see ci/slurm).
+slurm-check: venv
+	VENV=$(VENV) ci/slurm/install.sh
+	VENV=$(VENV) ci/slurm/check_workflow.sh
 
 bench: venv
 	$(BIN)/python bench/bench_ltae.py

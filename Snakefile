@@ -21,6 +21,13 @@ wildcard_constraints:
     reference=r"[a-z]+",
 
 
+localrules:
+    all,
+    split_folds,
+    plot_dataset_patch,
+    plot_training_curves,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

@@ -13,6 +13,7 @@ rule extract_attention:
     threads: 2
     resources:
         mem_mb=3000,
+        runtime=lambda wildcards, attempt: 30 * attempt,
         gpu=1 if config["training"]["device"].startswith("cuda") else 0,
     params:
         root=dataset_root,
@@ -78,7 +79,8 @@ rule score_attention:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        mem_mb=8000,
+        runtime=lambda wildcards, attempt: 120 * attempt,
     params:
         root=dataset_root,
         references=REFERENCES,

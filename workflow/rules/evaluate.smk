@@ -47,6 +47,7 @@ rule evaluate_test:
     threads: 4
     resources:
         mem_mb=4000,
+        runtime=lambda wildcards, attempt: 60 * attempt,
         gpu=1 if config["training"]["device"].startswith("cuda") else 0,
     params:
         root=dataset_root,

@@ -12,6 +12,7 @@ rule sample_pixels:
         ENV
     resources:
         mem_mb=2000,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         root=dataset_root,
         sampling=config["sampling"],
@@ -34,6 +35,7 @@ rule train_model:
     threads: 4
     resources:
         mem_mb=4000,
+        runtime=lambda wildcards, attempt: 240 * attempt,
         gpu=1 if config["training"]["device"].startswith("cuda") else 0,
     params:
         training=config["training"],
