@@ -18,6 +18,7 @@ from am4cm.data.pastis import (
     PastisFormatError,
     open_s2,
     read_cloud_truth,
+    read_footprints,
     read_labels,
     read_metadata,
     read_parcels,
@@ -56,6 +57,22 @@ def test_metadata_table(tiny_pastis: Path) -> None:
         assert row["T"] == len(row["dates"]) == len(row["days"])
         assert row["days"][0] == (row["dates"][0] - facts.REFERENCE_DATE).days
         assert list(row["days"]) == sorted(row["days"])
+
+
+def test_footprints_are_squares_in_lambert_93(tiny_pastis: Path) -> None:
+    footprints = read_footprints(tiny_pastis)
+    assert footprints.crs.to_epsg() == 2154
+    assert list(footprints["ID_PATCH"]) == list(read_metadata(tiny_pastis)["ID_PATCH"])
+    np.testing.assert_allclose(footprints.area, (32 * 10) ** 2, rtol=1e-6)
+
+
+def test_footprints_in_another_crs_are_rejected(pastis_copy: Path) -> None:
+    path = pastis_copy / "metadata.geojson"
+    collection = json.loads(path.read_text())
+    collection["crs"]["properties"]["name"] = "urn:ogc:def:crs:EPSG::4326"
+    path.write_text(json.dumps(collection))
+    with pytest.raises(PastisFormatError, match=r"metadata\.geojson: has CRS .*expected EPSG:2154"):
+        read_footprints(pastis_copy)
 
 
 def test_dates_as_json_string_are_accepted(pastis_copy: Path) -> None:

@@ -188,3 +188,34 @@ def test_a_killed_run_resumes_without_redoing_finished_steps(tmp_path: Path) -> 
     assert "rule train_model" in planned
     for untouched in ("sample_pixels", "split_folds", "index_dataset", "generate_synthetic"):
         assert f"rule {untouched}" not in planned
+
+
+@pytest.mark.slow
+def test_the_whole_study_runs_for_five_runs_and_reports(tmp_path: Path) -> None:
+    """Every rule of the study on a tiny dataset, all five runs, then the HTML report."""
+    write_config(
+        tmp_path,
+        runs="all",
+        sampling={"pixels_per_patch": 200},
+        model={"n_head": 2, "d_k": 2, "d_model": 8, "mlp": [8, 8], "decoder": [8]},
+        training={"epochs": 2, "batch_size": 128},
+        evaluation={"sample_maps": 1},
+        attention={"val_patches": 1, "bootstrap": 10},
+        clouds={"references": ["spectral", "multitemporal"]},
+    )
+    result = snakemake(tmp_path, "--cores", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = tmp_path / "results"
+    summary = pd.read_csv(results / "evaluation/five_fold_summary.csv")
+    assert list(summary["run"].astype(str)) == ["1", "2", "3", "4", "5", "pooled"]
+    for run in range(1, 6):
+        answer = (results / f"attention/run{run}/summary.md").read_text()
+        assert "AUC" in answer and "truth" in answer
+        table = pd.read_csv(results / f"attention/run{run}/cloud_scores.csv")
+        assert {"truth", "spectral", "multitemporal"} <= set(table["reference"])
+        for figure in ("attention_dates", "attention_roc_pr", "confusion_matrix"):
+            assert (results / f"figures/run{run}/{figure}.png").stat().st_size > 10_000
+    report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stdout + report.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png") >= 5 * 9

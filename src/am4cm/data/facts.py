@@ -33,7 +33,9 @@ FOLDS: tuple[int, ...] = (1, 2, 3, 4, 5)
 TILES: tuple[str, ...] = ("t30uxv", "t31tfj", "t31tfm", "t32ulu")
 REFERENCE_DATE = dt.date(2018, 9, 1)
 """Day offsets of acquisition dates are counted from this date, as in the official loader."""
-CRS = "EPSG:2154"
+EPSG = 2154
+CRS = f"EPSG:{EPSG}"
+"""Lambert-93, the CRS of ``metadata.geojson``."""
 
 FOLD_PROTOCOL: dict[int, dict[str, tuple[int, ...]]] = {
     run: {

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -153,6 +154,18 @@ def read_metadata(root: Path | str) -> pd.DataFrame:
     if duplicated:
         raise PastisFormatError(path, f"duplicate ID_PATCH values {duplicated[:5]}")
     return table
+
+
+def read_footprints(root: Path | str) -> gpd.GeoDataFrame:
+    """Patch footprints (ID_PATCH, Fold, TILE, geometry) in Lambert-93, from ``metadata.geojson``."""
+    path = check_root(root) / METADATA_FILE
+    try:
+        frame = gpd.read_file(path, columns=["ID_PATCH", "Fold", "TILE"])
+    except Exception as error:  # pyogrio raises its own error types for unreadable files
+        raise PastisFormatError(path, f"cannot be read as GeoJSON ({error})") from error
+    if frame.crs is None or frame.crs.to_epsg() != facts.EPSG:
+        raise PastisFormatError(path, f"has CRS {frame.crs}, expected {facts.CRS}")
+    return frame.sort_values("ID_PATCH", ignore_index=True)
 
 
 def read_npy_header(path: Path) -> NpyHeader:
