@@ -18,10 +18,9 @@ import seaborn as sns
 from matplotlib import colormaps
 from matplotlib.colors import LogNorm, Normalize, to_rgba
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from am4cm.attention.detection import CATEGORY_NAMES, CODES, Curve
+from am4cm.attention.detection import CATEGORY_NAMES, CODES, REFERENCE_PREFIX, Curve
 from am4cm.clouds import REF_CLEAR, REF_CLOUD, REF_SHADOW, REF_THIN
 from am4cm.io import atomic_path
 
@@ -36,7 +35,6 @@ REFERENCE_COLOURS: dict[int, str] = {
 FLAG_COLOUR = (0.9, 0.1, 0.1, 0.55)
 """Overlay colour of the (pixel, date) pairs an attention threshold flags cloudy."""
 CATEGORY_ORDER: tuple[str, ...] = ("clear", "thin cloud", "thick cloud", "shadow")
-LINE_STYLES: tuple[str, ...] = ("-", "--", ":", "-.")
 
 
 def _save(fig: Figure, path: PathLike, dpi: int = 130) -> None:
@@ -213,53 +211,39 @@ def plot_time_series_panel(
 
 
 def plot_roc_pr(curves: Sequence[Curve], path: PathLike, title: str) -> None:
-    """ROC and precision-recall curves: colour per score, line style per reference."""
+    """ROC and precision-recall curves, one row per reference: a line per attention score, and
+    each reference detector (a binary ``ref:`` score) as its single operating point."""
     if not curves:
         raise ValueError("no curves to plot")
-    scores = list(dict.fromkeys(curve.score for curve in curves))
     references = list(dict.fromkeys(curve.reference for curve in curves))
+    scores = list(dict.fromkeys(curve.score for curve in curves))
     colours = colormaps["tab10" if len(scores) <= 10 else "tab20"].colors
     palette = dict(zip(scores, cycle(colours), strict=False))
-    styles = dict(zip(references, cycle(LINE_STYLES), strict=False))
-    fig = Figure(figsize=(13, 6.2), layout="constrained")
+    fig = Figure(figsize=(12, 4.2 * len(references) + 0.8), layout="constrained")
     fig.suptitle(title, fontsize=12)
-    roc_ax, pr_ax = fig.subplots(1, 2)
-    for curve in curves:
-        style = {
-            "color": palette[curve.score],
-            "linestyle": styles[curve.reference],
-            "linewidth": 1.4,
-            "marker": "o" if curve.fpr.size <= 4 else None,
-            "markersize": 4,
-        }
-        roc_ax.plot(curve.fpr, curve.tpr, **style)
-        pr_ax.plot(curve.recall[1:], curve.precision[1:], **style)
-    roc_ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle=":")
-    roc_ax.set(xlabel="false positive rate (clear flagged)", ylabel="true positive rate (recall)")
-    roc_ax.set_title("ROC (cloudy = low clear score)", fontsize=10)
-    pr_ax.set(xlabel="recall", ylabel="precision", ylim=(0, 1.02))
-    pr_ax.set_title("precision-recall", fontsize=10)
-    for ax in (roc_ax, pr_ax):
-        ax.set_xlim(0, 1)
-        ax.grid(alpha=0.3)
-    handles = [
-        Line2D(
-            [],
-            [],
-            color=palette[curve.score],
-            linestyle=styles[curve.reference],
-            label=f"{curve.score} vs {curve.reference}: AUC {curve.auc:.3f}, AP {curve.ap:.3f}",
+    axes = fig.subplots(len(references), 2, squeeze=False)
+    for (roc_ax, pr_ax), reference in zip(axes, references, strict=True):
+        for curve in (c for c in curves if c.reference == reference):
+            label = f"{curve.score}: AUC {curve.auc:.3f}, AP {curve.ap:.3f}"
+            if curve.score.startswith(REFERENCE_PREFIX):
+                style = {"color": palette[curve.score], "marker": "D", "linestyle": "none"}
+                roc_ax.plot(curve.fpr[1:-1], curve.tpr[1:-1], label=label, **style)
+                pr_ax.plot(curve.recall[1:-1], curve.precision[1:-1], **style)
+            else:
+                style = {"color": palette[curve.score], "linewidth": 1.4}
+                roc_ax.plot(curve.fpr, curve.tpr, label=label, **style)
+                pr_ax.plot(curve.recall[1:], curve.precision[1:], **style)
+        roc_ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle=":")
+        roc_ax.set(xlabel="false positive rate (clear pairs flagged)", ylabel="true positive rate")
+        roc_ax.set_title(
+            f"ROC against the {reference} mask (cloudy = low clear score)", fontsize=10
         )
-        for curve in curves
-    ]
-    tasks = sorted({f"{curve.task}/{curve.subset}" for curve in curves})
-    fig.legend(
-        handles=handles,
-        loc="outside right center",
-        fontsize=7,
-        title=f"score vs reference ({', '.join(tasks)})",
-        title_fontsize=8,
-    )
+        pr_ax.set(xlabel="recall", ylabel="precision", ylim=(0, 1.02))
+        pr_ax.set_title(f"precision-recall against the {reference} mask", fontsize=10)
+        for ax in (roc_ax, pr_ax):
+            ax.set_xlim(0, 1)
+            ax.grid(alpha=0.3)
+        roc_ax.legend(loc="lower right", fontsize=7, title="score (diamond: detector)")
     _save(fig, path)
 
 
