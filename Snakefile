@@ -19,6 +19,7 @@ wildcard_constraints:
     run=r"[1-5]",
     patch=r"\d+",
     reference=r"[a-z]+",
+    split=r"val|test",
 
 
 localrules:

@@ -6,11 +6,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from am4cm.attention.detection import DetectionSuite
 from am4cm.attention.extract import extract_patch_attention, load_patch_attention
-from am4cm.attention.study import example_dates, files_by_patch, reference_files_by_name
+from am4cm.attention.study import example_dates
 from am4cm.clouds import REF_CLEAR, REF_CLOUD, REF_THIN
 from am4cm.clouds.masks import reference_mask
 from am4cm.data.pastis import read_metadata, s2_path
@@ -95,18 +97,10 @@ def test_reference_masks_of_a_patch(patch) -> None:
         reference_mask(root, patch_id, "truth")
 
 
-def test_patch_selection_and_file_grouping() -> None:
+def test_patch_selection_spreads_over_the_ids() -> None:
     assert spread_selection([5, 1, 3], 0) == [1, 3, 5]
     assert spread_selection(list(range(10)), 3) == [0, 4, 9]
-    assert files_by_patch(["a/ATT_10001.npz", "a/ATT_20002.npz"]) == {
-        10001: "a/ATT_10001.npz",
-        20002: "a/ATT_20002.npz",
-    }
-    paths = ["r/truth/CLOUD_1.npy", "r/spectral/CLOUD_1.npy", "r/truth/CLOUD_2.npy"]
-    assert reference_files_by_name(paths, ["truth", "spectral"]) == {
-        "truth": {1: "r/truth/CLOUD_1.npy", 2: "r/truth/CLOUD_2.npy"},
-        "spectral": {1: "r/spectral/CLOUD_1.npy"},
-    }
+    assert spread_selection([2, 1], 5) == [1, 2]
 
 
 def test_example_dates_show_clear_cloudy_and_partial_dates() -> None:
@@ -117,3 +111,23 @@ def test_example_dates_show_clear_cloudy_and_partial_dates() -> None:
     chosen = example_dates(reference, count=3)
     assert chosen == sorted(chosen) and 1 in chosen and 3 in chosen
     assert any(reference[k].max() == REF_CLEAR for k in chosen)
+
+
+def test_per_patch_score_files_pool_to_the_same_table(tmp_path: Path) -> None:
+    """Scoring patches in separate jobs and gathering them equals scoring them together."""
+    rng = np.random.default_rng(0)
+    together = DetectionSuite(n_bins=64, class_labels=["a", "b"])
+    paths = []
+    for k, split in enumerate(["val", "test", "test"]):
+        reference = rng.integers(0, 4, (5, 6, 6)).astype(np.uint8)
+        scores = {"mean": rng.random((5, 6, 6)) + (reference == REF_CLEAR)}
+        labels = rng.integers(0, 2, (6, 6))
+        together.add_patch(k, scores, {"truth": reference}, labels, split)
+        alone = DetectionSuite(n_bins=64, class_labels=["a", "b"])
+        alone.add_patch(k, scores, {"truth": reference}, labels, split)
+        paths.append(tmp_path / f"{split}_{k}.npz")
+        alone.save(paths[-1])
+    pooled = DetectionSuite.load(paths)
+    pd.testing.assert_frame_equal(pooled.table(n_boot=20), together.table(n_boot=20))
+    with pytest.raises(ValueError, match="already loaded"):
+        DetectionSuite.load([paths[0], paths[0]])

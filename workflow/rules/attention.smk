@@ -40,12 +40,36 @@ rule cloud_reference:
         "../scripts/cloud_reference.py"
 
 
-rule score_attention:
+rule score_patch:
     input:
         dataset=get_dataset(),
-        val=lambda wildcards: get_attention_files(wildcards, "val"),
-        test=lambda wildcards: get_attention_files(wildcards, "test"),
-        references=get_reference_files,
+        attention="results/attention/run{run}/patches/ATT_{patch}.npz",
+        references=expand(
+            "results/clouds/{reference}/CLOUD_{{patch}}.npy", reference=REFERENCES
+        ),
+    output:
+        counts="results/attention/run{run}/scores/{split}_{patch}.npz",
+        samples="results/attention/run{run}/scores/{split}_{patch}_samples.csv",
+    log:
+        "logs/score_patch/run{run}/{split}_{patch}.log",
+    benchmark:
+        "benchmarks/score_patch/run{run}/{split}_{patch}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=3000,
+        runtime=lambda wildcards, attempt: 20 * attempt,
+    params:
+        root=dataset_root,
+        seed=config["attention"]["seed"],
+    script:
+        "../scripts/score_patch.py"
+
+
+rule score_attention:
+    input:
+        counts=get_score_files,
+        samples=lambda wildcards: get_score_files(wildcards, "_samples.csv"),
     output:
         table="results/attention/run{run}/cloud_scores.csv",
         summary=report(
@@ -80,10 +104,8 @@ rule score_attention:
         ENV
     resources:
         mem_mb=8000,
-        runtime=lambda wildcards, attempt: 120 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     params:
-        root=dataset_root,
-        references=REFERENCES,
         bootstrap=config["attention"]["bootstrap"],
         seed=config["attention"]["seed"],
     script:

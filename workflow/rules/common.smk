@@ -55,23 +55,13 @@ def get_attention_patches(wildcards, split):
     return spread_selection(patch_ids, config["attention"][f"{split}_patches"])
 
 
-def get_attention_files(wildcards, split):
-    return expand(
-        "results/attention/run{run}/patches/ATT_{patch}.npz",
-        run=wildcards.run,
-        patch=get_attention_patches(wildcards, split),
-    )
-
-
-def get_reference_files(wildcards):
-    patches = get_attention_patches(wildcards, "val") + get_attention_patches(
-        wildcards, "test"
-    )
-    return expand(
-        "results/clouds/{reference}/CLOUD_{patch}.npy",
-        reference=REFERENCES,
-        patch=patches,
-    )
+def get_score_files(wildcards, suffix=".npz"):
+    """Per-patch score files of a run: its val patches, then its test patches."""
+    return [
+        f"results/attention/run{wildcards.run}/scores/{split}_{patch}{suffix}"
+        for split in ("val", "test")
+        for patch in get_attention_patches(wildcards, split)
+    ]
 
 
 def get_example_patch(wildcards):

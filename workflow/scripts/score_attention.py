@@ -1,21 +1,17 @@
-"""Snakemake adapter: score attention as a cloud detector against every reference."""
+"""Snakemake adapter: pool the per-patch scores into the study's table, answer and figures."""
 
 from pathlib import Path
 
-from am4cm.attention.study import files_by_patch, reference_files_by_name, run_study
+from am4cm.attention.study import gather_study
 from am4cm.figures.attention import plot_attention_distributions, plot_auc_heatmap, plot_roc_pr
 from am4cm.io import write_csv
 from am4cm.runlog import log_to_file
 
 log = log_to_file(snakemake.log[0], "score_attention")
 run = snakemake.wildcards["run"]
-result = run_study(
-    snakemake.params["root"],
-    {
-        "val": files_by_patch(snakemake.input["val"]),
-        "test": files_by_patch(snakemake.input["test"]),
-    },
-    reference_files_by_name(list(snakemake.input["references"]), snakemake.params["references"]),
+result = gather_study(
+    list(snakemake.input["counts"]),
+    list(snakemake.input["samples"]),
     n_boot=snakemake.params["bootstrap"],
     seed=snakemake.params["seed"],
 )

@@ -15,6 +15,8 @@ threshold is the max-F1 threshold of the pooled ``val`` patches applied to ``tes
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -611,12 +613,57 @@ class DetectionSuite:
             for score, score_map in scores.items():
                 if score == reference_score_name(reference):
                     continue
-                key = (score, reference)
-                if key not in self.accumulators:
-                    self.accumulators[key] = DetectionAccumulator(
-                        score, reference, binning_for(score, self.n_bins), self.class_labels
+                self._accumulator(score, reference)._add(patch_id, score_map, strata, split)
+
+    def _accumulator(self, score: str, reference: str) -> DetectionAccumulator:
+        """The accumulator of a (score, reference) pair, created on first use."""
+        key = (score, reference)
+        if key not in self.accumulators:
+            self.accumulators[key] = DetectionAccumulator(
+                score, reference, binning_for(score, self.n_bins), self.class_labels
+            )
+        return self.accumulators[key]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the per-patch counts of every pair to one ``.npz`` (for a later :meth:`load`).
+
+        A workflow scores each patch in a job of its own, saves it, and gathers them all.
+        """
+        arrays: dict[str, np.ndarray] = {}
+        entries = []
+        for (score, reference), accumulator in self.accumulators.items():
+            for split, patches in accumulator._patches.items():
+                for patch_id, counts in patches.items():
+                    k = len(entries)
+                    entries.append([score, reference, split, patch_id, list(counts.shape)])
+                    arrays[f"data_{k}"] = counts.data
+                    arrays[f"indices_{k}"] = counts.indices
+                    arrays[f"indptr_{k}"] = counts.indptr
+        header = {"n_bins": self.n_bins, "class_labels": self.class_labels, "entries": entries}
+        np.savez(path, header=np.array(json.dumps(header)), **arrays)
+
+    @classmethod
+    def load(cls, paths: Sequence[str | os.PathLike[str]]) -> DetectionSuite:
+        """One suite holding the patches of every file written by :meth:`save`, in order."""
+        suite: DetectionSuite | None = None
+        for path in paths:
+            with np.load(path) as archive:
+                header = json.loads(str(archive["header"]))
+                if suite is None:
+                    suite = cls(header["n_bins"], header["class_labels"])
+                if header["n_bins"] != suite.n_bins or header["class_labels"] != suite.class_labels:
+                    raise ValueError(f"{path}: binning or classes differ from the other files")
+                for k, (score, reference, split, patch_id, shape) in enumerate(header["entries"]):
+                    patches = suite._accumulator(score, reference)._patches[split]
+                    if patch_id in patches:
+                        raise ValueError(f"{path}: patch {patch_id} of {split} is already loaded")
+                    patches[patch_id] = sp.csr_matrix(
+                        (archive[f"data_{k}"], archive[f"indices_{k}"], archive[f"indptr_{k}"]),
+                        shape=tuple(shape),
                     )
-                self.accumulators[key]._add(patch_id, score_map, strata, split)
+        if suite is None:
+            raise ValueError("no score file to load")
+        return suite
 
     def table(self, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
         """All accumulators' tables, concatenated (paired bootstrap: one seed for all)."""

@@ -1,21 +1,20 @@
 """The cloud-mask study of one run: score attention against every reference, patch by patch.
 
-Inputs are the per-patch files of the workflow: attention archives (see
-:mod:`am4cm.attention.extract`) of the selected val and test patches, and the reference
-masks of the same patches. Val patches only fix the honest threshold; every reported number
-is measured on the test patches.
+Each val or test patch is scored on its own (:func:`score_patch`: histograms of every clear
+score against every reference mask, saved per patch), so a cluster can spread the work;
+:func:`gather_study` pools them into the tidy table and the written answer. Val patches only
+fix the honest threshold; every reported number is measured on the test patches.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from am4cm.attention.detection import (
     DetectionSuite,
@@ -32,9 +31,6 @@ from am4cm.figures.evaluation import rgb_composite
 
 log = logging.getLogger(__name__)
 
-PatchFiles = Mapping[str, Mapping[int, Path | str]]
-"""split ("val" or "test") -> patch ID -> file."""
-
 
 @dataclass(frozen=True)
 class StudyResult:
@@ -46,45 +42,44 @@ class StudyResult:
     samples: pd.DataFrame
 
 
-def load_references(
-    reference_files: Mapping[str, Mapping[int, Path | str]], patch_id: int
-) -> dict[str, np.ndarray]:
-    """All reference masks of one patch, by reference name."""
-    return {name: np.load(files[patch_id]) for name, files in reference_files.items()}
-
-
-def run_study(
+def score_patch(
     root: Path | str,
-    attention_files: PatchFiles,
-    reference_files: Mapping[str, Mapping[int, Path | str]],
-    n_boot: int = 200,
+    patch_id: int,
+    split: str,
+    attention_path: Path | str,
+    reference_paths: Mapping[str, Path | str],
     seed: int = 0,
     samples_per_category: int = 2000,
-    progress: bool = True,
-) -> StudyResult:
-    """Score every attention score and every reference detector against every reference.
-
-    Memory holds one patch's attention and scores at a time, plus fixed-size histograms.
-    """
+) -> tuple[DetectionSuite, pd.DataFrame]:
+    """Histograms of every attention score and reference detector against every reference,
+    for one patch; on test patches also a sample of attention x T per reference category."""
+    attention = load_patch_attention(attention_path)["attention"].astype(np.float32)
+    references = {name: np.load(path) for name, path in reference_paths.items()}
     suite = DetectionSuite()
-    samples = []
-    for split, files in attention_files.items():
-        for patch_id, path in tqdm(
-            files.items(), desc=f"score {split} patches", disable=not progress
-        ):
-            archive = load_patch_attention(path)
-            attention = archive["attention"].astype(np.float32)
-            references = load_references(reference_files, patch_id)
-            scores = {**compute_scores(attention), **reference_scores(references)}
-            suite.add_patch(patch_id, scores, references, read_labels(root, patch_id), split)
-            if split == "test":
-                relative = attention_times_t(attention)
-                for name, ref in references.items():
-                    drawn = sample_by_category(relative, ref, samples_per_category, seed + patch_id)
-                    samples.append(drawn.assign(reference=name, patch_id=patch_id))
+    scores = {**compute_scores(attention), **reference_scores(references)}
+    suite.add_patch(patch_id, scores, references, read_labels(root, patch_id), split)
+    samples = [pd.DataFrame(columns=["value", "category", "reference", "patch_id"])]
+    if split == "test":
+        relative = attention_times_t(attention)
+        for name, reference in references.items():
+            drawn = sample_by_category(relative, reference, samples_per_category, seed + patch_id)
+            samples.append(drawn.assign(reference=name, patch_id=patch_id))
+    return suite, pd.concat(samples, ignore_index=True)
+
+
+def gather_study(
+    count_paths: Sequence[Path | str],
+    sample_paths: Sequence[Path | str],
+    n_boot: int = 200,
+    seed: int = 0,
+) -> StudyResult:
+    """Pool the per-patch files of :func:`score_patch` (val and test) into the study's table."""
+    suite = DetectionSuite.load(count_paths)
     log.info("bootstrapping %d (score, reference) pairs over patches", len(suite.accumulators))
     table = suite.table(n_boot=n_boot, seed=seed)
-    return StudyResult(table, summarise_answer(table), suite, pd.concat(samples, ignore_index=True))
+    samples = pd.concat([pd.read_csv(path) for path in sample_paths], ignore_index=True)
+    samples["value"] = samples["value"].astype(float)  # val patches add empty, untyped files
+    return StudyResult(table, summarise_answer(table), suite, samples)
 
 
 def primary_reference(references: list[str]) -> str:
@@ -155,21 +150,3 @@ def plot_patch_examples(
         f"Run {run}, test patch {patch_id}: every date, its mean attention \u00d7 T "
         f"and its {reference_name} cloud fraction",
     )
-
-
-def patch_id_of(path: Path | str) -> int:
-    """The patch ID in a per-patch file name such as ``ATT_10000.npz`` or ``CLOUD_10000.npy``."""
-    return int(Path(path).stem.rsplit("_", 1)[1])
-
-
-def files_by_patch(paths: list[str]) -> dict[int, str]:
-    """Per-patch files keyed by patch ID."""
-    return {patch_id_of(path): path for path in paths}
-
-
-def reference_files_by_name(paths: list[str], references: list[str]) -> dict[str, dict[int, str]]:
-    """Reference mask files ``…/{reference}/CLOUD_{ID}.npy`` grouped by reference, then patch."""
-    return {
-        name: files_by_patch([path for path in paths if Path(path).parent.name == name])
-        for name in references
-    }
