@@ -12,7 +12,7 @@ import torch
 
 from am4cm.attention.detection import DetectionSuite
 from am4cm.attention.extract import extract_patch_attention, load_patch_attention
-from am4cm.attention.study import example_dates
+from am4cm.attention.study import example_dates, headline_across_runs
 from am4cm.clouds import REF_CLEAR, REF_CLOUD, REF_THIN
 from am4cm.clouds.masks import reference_mask
 from am4cm.data.pastis import read_metadata, s2_path
@@ -131,3 +131,24 @@ def test_per_patch_score_files_pool_to_the_same_table(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pooled.table(n_boot=20), together.table(n_boot=20))
     with pytest.raises(ValueError, match="already loaded"):
         DetectionSuite.load([paths[0], paths[0]])
+
+
+def test_headline_across_runs_adds_mean_and_spread() -> None:
+    def table(auc: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "score": ["mean_x_T", "mean_x_T", "head_3"],
+                "reference": ["truth"] * 3,
+                "task": ["cloud", "cloud", "cloud"],
+                "subset": ["all", "thin", "all"],
+                "metric": ["auc", "auc", "auc"],
+                "value": [auc, auc / 2, 0.99],
+            }
+        )
+
+    summary = headline_across_runs({1: table(0.8), 2: table(0.6)}).set_index("run")
+    assert set(summary["score"]) == {"mean_x_T"}
+    assert summary.loc["1", "cloud_auc"] == 0.8 and summary.loc["2", "thin_cloud_auc"] == 0.3
+    assert summary.loc["mean", "cloud_auc"] == pytest.approx(0.7)
+    assert summary.loc["std", "cloud_auc"] == pytest.approx(np.std([0.8, 0.6], ddof=1))
+    assert np.isnan(summary.loc["1", "shadow_auc"])

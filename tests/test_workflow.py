@@ -215,6 +215,16 @@ def test_the_whole_study_runs_for_five_runs_and_reports(tmp_path: Path) -> None:
         assert {"truth", "spectral", "multitemporal"} <= set(table["reference"])
         for figure in ("attention_dates", "attention_roc_pr", "confusion_matrix"):
             assert (results / f"figures/run{run}/{figure}.png").stat().st_size > 10_000
+    across = pd.read_csv(results / "attention/runs_summary.csv")
+    assert list(dict.fromkeys(across["run"].astype(str))) == [
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "mean",
+        "std",
+    ]
     report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
     assert report.returncode == 0, report.stdout + report.stderr
     html = (tmp_path / "report.html").read_text()

@@ -141,3 +141,22 @@ rule plot_attention_examples:
         reference=PRIMARY_REFERENCE,
     script:
         "../scripts/plot_attention_examples.py"
+
+
+rule summarise_attention:
+    input:
+        expand("results/attention/run{run}/cloud_scores.csv", run=RUNS),
+    output:
+        report(
+            "results/attention/runs_summary.csv",
+            caption="../report/attention_runs_summary.rst",
+            category="Attention as a cloud mask",
+        ),
+    log:
+        "logs/summarise_attention.log",
+    conda:
+        ENV
+    params:
+        runs=RUNS,
+    script:
+        "../scripts/summarise_attention.py"

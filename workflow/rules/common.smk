@@ -82,7 +82,7 @@ def get_example_reference(wildcards):
 def get_final_output():
     """Every result of the study for the configured runs."""
     return (
-        ["results/figures/dataset_patch.png"]
+        ["results/figures/dataset_patch.png", "results/attention/runs_summary.csv"]
         + expand(
             [
                 "results/splits/run{run}.json",

@@ -150,3 +150,51 @@ def plot_patch_examples(
         f"Run {run}, test patch {patch_id}: every date, its mean attention \u00d7 T "
         f"and its {reference_name} cloud fraction",
     )
+
+
+HEADLINE_SCORES = ("mean_x_T", "mean", "ref:spectral", "ref:multitemporal", "ref:csmask")
+"""Scores compared across runs: the two plain attention scores and the reference detectors."""
+HEADLINE_METRICS = {
+    ("cloud", "all", "auc"): "cloud_auc",
+    ("cloud", "thick", "auc"): "thick_cloud_auc",
+    ("cloud", "thin", "auc"): "thin_cloud_auc",
+    ("shadow", "all", "auc"): "shadow_auc",
+    ("cloud", "all", "f1_at_val_threshold"): "cloud_f1_at_val_threshold",
+    ("cloud", "all", "iou_at_val_threshold"): "cloud_iou_at_val_threshold",
+}
+
+
+def headline_across_runs(tables: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (run, reference, score) with the headline metrics of each run's table, then
+    their mean and standard deviation over the runs (run ``mean`` and ``std``)."""
+    rows = []
+    for run, table in tables.items():
+        chosen = table[table["score"].isin(HEADLINE_SCORES)]
+        for (reference, score), pairs in chosen.groupby(["reference", "score"], sort=False):
+            values = {
+                name: pairs.loc[
+                    (pairs["task"] == task)
+                    & (pairs["subset"] == subset)
+                    & (pairs["metric"] == metric),
+                    "value",
+                ]
+                for (task, subset, metric), name in HEADLINE_METRICS.items()
+            }
+            rows.append(
+                {
+                    "run": str(run),
+                    "reference": reference,
+                    "score": score,
+                    **{name: float(v.iloc[0]) if len(v) else np.nan for name, v in values.items()},
+                }
+            )
+    frame = pd.DataFrame(rows)
+    metrics = list(HEADLINE_METRICS.values())
+    spread = frame.groupby(["reference", "score"], sort=False)[metrics].agg(["mean", "std"])
+    summaries = [
+        spread.xs(statistic, axis=1, level=1).reset_index().assign(run=statistic)
+        for statistic in ("mean", "std")
+    ]
+    return pd.concat([frame, *summaries], ignore_index=True)[
+        ["run", "reference", "score", *metrics]
+    ]
