@@ -28,7 +28,8 @@ def is_synthetic():
     return pastis_root() == SYNTHETIC_ROOT
 
 
-if not is_synthetic():
+# A real PASTIS copy is checked once, when the run is planned, not again in every job.
+if workflow.is_main_process and not is_synthetic():
     check_files_present(pastis_root())
 
 
