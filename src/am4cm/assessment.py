@@ -32,14 +32,12 @@ from am4cm.training.train import load_model, pick_device
 log = logging.getLogger(__name__)
 
 
-def headline_row(run: int, evaluation: TestEvaluation) -> pd.DataFrame:
+def headline_row(run: int, pixel_matrix: np.ndarray, parcel_matrix: np.ndarray) -> pd.DataFrame:
     """One row: the pixel-level headline scores, then the same scores per parcel."""
-    pixel = scores_from_confusion(evaluation.pixel_confusion.matrix)
-    votes = evaluation.parcel_table()
-    parcel = scores_from_confusion(parcel_confusion(votes))
-    row = {"run": run, **pixel}
+    row = {"run": run, **scores_from_confusion(pixel_matrix)}
+    parcel = scores_from_confusion(parcel_matrix)
     row.update({f"parcel_{key}": value for key, value in parcel.items() if key != "n_pixels"})
-    row["n_parcels"] = len(votes)
+    row["n_parcels"] = int(parcel_matrix.sum())
     return pd.DataFrame([row])
 
 
@@ -81,13 +79,14 @@ def assess_run(
     evaluation = evaluate_patches(root, test_ids, model, torch_device, n_samples)
     matrix = evaluation.pixel_confusion.matrix
     votes = evaluation.parcel_table()
-    headline = headline_row(run, evaluation)
+    parcel_matrix = parcel_confusion(votes)
+    headline = headline_row(run, matrix, parcel_matrix)
     write_csv(headline, outputs["metrics"])
     pixel_table = per_class_table(matrix)
     write_csv(pixel_table, outputs["per_class"])
     write_csv(confusion_frame(matrix), outputs["confusion"], index=True)
-    write_csv(per_class_table(parcel_confusion(votes)), outputs["parcel_per_class"])
-    write_csv(confusion_frame(parcel_confusion(votes)), outputs["parcel_confusion"], index=True)
+    write_csv(per_class_table(parcel_matrix), outputs["parcel_per_class"])
+    write_csv(confusion_frame(parcel_matrix), outputs["parcel_confusion"], index=True)
     write_csv(votes, outputs["parcels"])
     scores = headline.iloc[0]
     caption = f"run {run}, {scores['n_pixels']:,} test pixels"
