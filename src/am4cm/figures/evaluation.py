@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +32,7 @@ from am4cm.data.facts import (
     class_names,
 )
 from am4cm.evaluation import scores_from_confusion
+from am4cm.io import atomic_path
 
 EDGE = "0.15"
 """Dark edge drawn around class-colour patches so white and black classes stay visible."""
@@ -62,20 +61,9 @@ class MapSample:
 
 
 def _save(fig: Figure, path: str | os.PathLike[str], dpi: int = 150) -> None:
-    """Write ``fig`` as PNG to a temporary file in the target folder, then move it in place."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".png"
-    )
-    os.close(handle)
-    try:
-        os.chmod(temporary, 0o644)
+    """Write ``fig`` as PNG atomically (see :func:`am4cm.io.atomic_path`)."""
+    with atomic_path(path) as temporary:
         fig.savefig(temporary, format="png", dpi=dpi)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _compact(count: float) -> str:
