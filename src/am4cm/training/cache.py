@@ -80,8 +80,9 @@ def build_split(
     samples = []
     for patch_id in tqdm(patch_ids, desc=f"sample {split} pixels", disable=not progress):
         labels = read_labels(root, patch_id)
-        samples.append(sample_pixels(labels, config, patch_rng(config.seed, patch_id)))
-    total = sum(len(row_index) for row_index, _ in samples)
+        row_index, col_index = sample_pixels(labels, config, patch_rng(config.seed, patch_id))
+        samples.append((row_index, col_index, labels[row_index, col_index]))
+    total = sum(len(row_index) for row_index, _, _ in samples)
     if total == 0:
         raise ValueError(f"{split}: the patches {list(patch_ids)[:5]}... hold no labelled pixel")
     t_max = int(rows["T"].max())
@@ -99,7 +100,7 @@ def build_split(
         for name, (shape, dtype) in arrays.items()
     }
     start = 0
-    for patch_id, (row_index, col_index) in zip(patch_ids, samples, strict=True):
+    for patch_id, (row_index, col_index, sampled_labels) in zip(patch_ids, samples, strict=True):
         n_dates = int(rows.loc[patch_id, "T"])
         stop = start + len(row_index)
         series = open_s2(root, patch_id, n_dates)
@@ -110,7 +111,7 @@ def build_split(
         out["days"][start:stop, :n_dates] = np.asarray(rows.loc[patch_id, "days"], dtype=np.int16)
         out["days"][start:stop, n_dates:] = 0
         out["length"][start:stop] = n_dates
-        out["label"][start:stop] = read_labels(root, patch_id)[row_index, col_index]
+        out["label"][start:stop] = sampled_labels
         out["patch"][start:stop] = patch_id
         out["row"][start:stop] = row_index
         out["col"][start:stop] = col_index
